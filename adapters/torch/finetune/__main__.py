@@ -1,0 +1,5 @@
+"""``python -m adapters.torch.finetune`` = the ``mpo-finetune`` command."""
+
+from .cli import main
+
+raise SystemExit(main())
