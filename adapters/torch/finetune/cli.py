@@ -65,7 +65,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
         "--factor-lr-scale",
         type=_positive_float,
         default=None,
-        help="LR multiplier for MPO cores (default 1/(cores-1))",
+        help="LR multiplier for MPO cores (default 1/cores)",
     )
     g.add_argument("--weight-decay", type=float, default=d.weight_decay)
     g.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio)

@@ -80,8 +80,9 @@ class TrainConfig:
     lr : float
         Learning rate of dense parameters (AdamW, linear warm-up and decay).
     factor_lr_scale : float or None
-        LR multiplier for MPO cores; ``None`` = ``1 / (n_cores - 1)``, which compensates the
-        ``n_cores - 1``-fold larger first-step change of the product (opf.md §3.3).
+        LR multiplier for MPO cores; ``None`` = ``1 / n_cores`` (as
+        :func:`adapters.torch.optim.factor_lr_scale`), which compensates the roughly
+        ``0.8 * n_cores``-fold larger first-step change of the product under Adam.
     weight_decay, warmup_ratio, grad_clip : float
         AdamW weight decay, warm-up fraction of the steps, max grad norm (0 = off).
     epochs : float
@@ -151,5 +152,8 @@ class TrainConfig:
             return 1.0
         if self.factor_lr_scale is not None:
             return self.factor_lr_scale
-        cores = 2 if self.method == "opf-svd" else self.n_cores
-        return 1.0 / max(1, cores - 1)
+        return 1.0 / self.cores_per_matrix()
+
+    def cores_per_matrix(self) -> int:
+        """Return the number of MPO cores per decomposed matrix (2 for ``opf-svd``)."""
+        return 2 if self.method == "opf-svd" else self.n_cores

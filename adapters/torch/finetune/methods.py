@@ -22,7 +22,6 @@ __all__ = [
     "build_optimizer",
     "count_parameters",
     "group_targets",
-    "is_factor_parameter",
     "prepare",
     "set_lr",
 ]
@@ -90,11 +89,6 @@ def _split_alternatives(pattern: str) -> list[str]:
             start = i + 1
     parts.append(pattern[start:])
     return [p for p in parts if p]
-
-
-def is_factor_parameter(name: str, module: nn.Module) -> bool:
-    """Whether parameter ``name`` of ``module`` is an MPO core (not a bias or a dense weight)."""
-    return "MPO" in type(module).__name__ and not name.endswith("bias")
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -201,11 +195,15 @@ class Growth:
         return list(grown or [])
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW with two groups: dense parameters at ``lr``, MPO cores at ``lr * factor scale``.
+def _is_core_group(group: dict) -> bool:
+    return bool(group.get("n_cores") or group.get("mpo_module"))
 
-    Each group carries its peak learning rate as ``group["base_lr"]``; :func:`set_lr` applies
-    the schedule. Groups added later (dynamic growth) get ``base_lr`` from :func:`set_lr`.
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW over :func:`adapters.torch.optim.param_groups`: dense at ``lr``, cores scaled.
+
+    MPO cores get ``lr * cfg.effective_factor_lr_scale()``; :func:`set_lr` applies the schedule
+    (and gives groups added later by dynamic growth the core learning rate).
 
     Parameters
     ----------
@@ -218,15 +216,10 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     -------
     torch.optim.AdamW
     """
-    dense, factors = [], []
-    for module in model.modules():
-        for name, p in module.named_parameters(recurse=False):
-            if p.requires_grad:
-                (factors if is_factor_parameter(name, module) else dense).append(p)
-    groups = [{"params": dense, "lr": cfg.lr, "base_lr": cfg.lr, "name": "dense"}]
-    if factors:
-        lr = cfg.lr * cfg.effective_factor_lr_scale()
-        groups.append({"params": factors, "lr": lr, "base_lr": lr, "name": "mpo"})
+    from adapters.torch.optim import param_groups
+
+    factor_lr = cfg.lr * cfg.effective_factor_lr_scale()
+    groups = param_groups(model, cfg.lr, factor_lr=factor_lr)
     return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
@@ -236,10 +229,10 @@ def set_lr(optimizer: torch.optim.Optimizer, cfg: TrainConfig, step: int, total:
     Parameters
     ----------
     optimizer : torch.optim.Optimizer
-        Groups without ``base_lr`` (added by dynamic growth) are MPO cores and get
-        ``cfg.lr * cfg.effective_factor_lr_scale()``.
+        Groups holding MPO cores (keys ``n_cores`` or ``mpo_module``, also those added by
+        dynamic growth) peak at ``cfg.lr * cfg.effective_factor_lr_scale()``, others at ``cfg.lr``.
     cfg : TrainConfig
-        ``lr``, ``warmup_ratio``.
+        ``lr``, ``warmup_ratio``, ``factor_lr_scale``.
     step, total : int
         Current step (0-based) and number of steps.
 
@@ -253,11 +246,9 @@ def set_lr(optimizer: torch.optim.Optimizer, cfg: TrainConfig, step: int, total:
         factor = (step + 1) / (warmup + 1)
     else:
         factor = max(0.0, (total - step) / max(1, total - warmup))
+    core_lr = cfg.lr * cfg.effective_factor_lr_scale()
     for group in optimizer.param_groups:
-        if "base_lr" not in group:
-            group["base_lr"] = cfg.lr * cfg.effective_factor_lr_scale()
-            group.setdefault("name", "mpo")
-        group["lr"] = group["base_lr"] * factor
+        group["lr"] = (core_lr if _is_core_group(group) else cfg.lr) * factor
     return factor
 
 
