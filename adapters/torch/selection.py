@@ -39,7 +39,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from mpo.errors import MPOError
+from .layer import AdapterError, module_kind
+from .targets import TargetSpec, match_targets
 
 __all__ = [
     "METHODS",
@@ -54,7 +55,6 @@ __all__ = [
 METHODS = ("taylor", "zeroing", "fisher")
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 GroupFn = Callable[[str], str]
-Targets = str | Sequence[str]
 
 _INDEX = re.compile(r"(?<![^.])\d+(?![^.])")
 
@@ -88,32 +88,19 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return inner if isinstance(inner, nn.Module) else model
 
 
-def _is_dense(module: nn.Module) -> bool:
-    """Whether ``module`` is a dense linear map we can over-parameterize."""
-    return isinstance(module, nn.Linear) or type(module).__name__ == "Conv1D"
-
-
-def _matches(name: str, patterns: Targets) -> bool:
-    if isinstance(patterns, str):
-        return re.fullmatch(patterns, name) is not None
-    return any(name == p or name.endswith("." + p) for p in patterns)
-
-
 def find_candidates(
-    model: nn.Module, targets: Targets = "all-linear", *, exclude: Targets | None = None
+    model: nn.Module, targets: TargetSpec = "all-linear", *, exclude: TargetSpec | None = None
 ) -> list[str]:
-    """Names of the dense linear modules (``nn.Linear``, HF ``Conv1D``) selected by ``targets``.
+    """Names of the still-dense ``nn.Linear`` / HF ``Conv1D`` modules selected by ``targets``.
 
     Parameters
     ----------
     model : nn.Module
         The model (a ``DistributedDataParallel`` wrapper is looked through).
-    targets : str or sequence of str
-        ``"all-linear"`` (every dense linear module except the model's output embedding), a
-        regular expression matched against the full module name (``re.fullmatch``), or a list of
-        exact names or dotted-name suffixes (``"query"`` matches ``...attention.self.query``).
-    exclude : str or sequence of str, optional
-        Same forms as ``targets``; matching modules are dropped.
+    targets, exclude : str or sequence of str
+        The rules of ``overparameterize`` (:mod:`adapters.torch.targets`): ``"all-linear"``
+        (every dense linear module except the output head), a regex that must ``re.fullmatch``
+        the module name, or a list of exact names / dotted-name suffixes (``"query"``).
 
     Returns
     -------
@@ -122,30 +109,16 @@ def find_candidates(
 
     Raises
     ------
-    MPOError
-        If nothing matches.
+    AdapterError
+        If an entry matches nothing, or no dense linear module is left.
     """
     model = _unwrap(model)
-    skip: set[int] = set()
-    if targets == "all-linear":
-        get_out = getattr(model, "get_output_embeddings", None)
-        head = get_out() if callable(get_out) else None
-        if isinstance(head, nn.Module):
-            skip.add(id(head))
-    names = [
-        name
-        for name, module in model.named_modules()
-        if name
-        and _is_dense(module)
-        and id(module) not in skip
-        and (targets == "all-linear" or _matches(name, targets))
-        and not (exclude is not None and _matches(name, exclude))
-    ]
+    modules = dict(model.named_modules())
+    names = [n for n in match_targets(model, targets, exclude) if module_kind(modules[n])]
     if not names:
-        raise MPOError(
-            f"no nn.Linear / Conv1D module matches targets={targets!r} (exclude={exclude!r}); "
-            "pass a regex such as r'.*\\.layer\\.\\d+\\.attention\\.self\\.query' or a list of "
-            "name suffixes such as ['query', 'value']"
+        raise AdapterError(
+            f"targets={targets!r} (exclude={exclude!r}) selects no dense nn.Linear / Conv1D "
+            "module; e.g. targets=['query', 'value']"
         )
     return names
 
@@ -174,13 +147,13 @@ def group_modules(names: Iterable[str], group_fn: GroupFn | None = None) -> dict
 
 def _weights(model: nn.Module, names: Sequence[str]) -> list[nn.Parameter]:
     if not names:
-        raise MPOError("candidates is empty; expected at least one module name")
+        raise AdapterError("candidates is empty; expected at least one module name")
     modules = dict(model.named_modules())
     out = []
     for name in names:
         w = getattr(modules.get(name), "weight", None)
         if not isinstance(w, nn.Parameter):
-            raise MPOError(f"candidate {name!r} is not a module with a `weight` Parameter")
+            raise AdapterError(f"candidate {name!r} is not a module with a `weight` Parameter")
         out.append(w)
     return out
 
@@ -227,11 +200,11 @@ def score_modules(
 
     Raises
     ------
-    MPOError
+    AdapterError
         For an unknown ``method``, an empty candidate list, a name without a weight, or no batch.
     """
     if method not in METHODS:
-        raise MPOError(f"method={method!r} is not one of {METHODS}; e.g. method='taylor'")
+        raise AdapterError(f"method={method!r} is not one of {METHODS}; e.g. method='taylor'")
     model = _unwrap(model)
     weights = _weights(model, candidates)
     dev = weights[0].device
@@ -253,7 +226,7 @@ def score_modules(
             p.requires_grad_(flag)
         model.train(was_training)
     if n == 0:
-        raise MPOError("batches is empty (or max_batches=0); need at least one batch to score")
+        raise AdapterError("batches is empty (or max_batches=0); need at least one batch to score")
     total = torch.tensor([float(n)], dtype=torch.float64, device=dev)
     if all_reduce and torch.distributed.is_available() and torch.distributed.is_initialized():
         buf = torch.cat([acc, total])
@@ -332,7 +305,7 @@ def select_top(
     ['l.1.q', 'l.0.k']
     """
     if isinstance(n_per_group, bool) or not isinstance(n_per_group, int) or n_per_group < 0:
-        raise MPOError(f"n_per_group must be an int >= 0, got {n_per_group!r}; e.g. 2")
+        raise AdapterError(f"n_per_group must be an int >= 0, got {n_per_group!r}; e.g. 2")
     order = {name: i for i, name in enumerate(scores)}
     chosen: set[str] = set()
     for members in group_modules(scores, group_fn).values():
@@ -343,14 +316,14 @@ def select_top(
 
 def select_static(
     model: nn.Module,
-    targets: Targets,
+    targets: TargetSpec,
     batches: Iterable[Any],
     loss_fn: LossFn,
     n_per_group: int,
     method: str = "zeroing",
     *,
     group_fn: GroupFn | None = None,
-    exclude: Targets | None = None,
+    exclude: TargetSpec | None = None,
     max_batches: int | None = None,
     train_mode: bool = False,
 ) -> list[str]:

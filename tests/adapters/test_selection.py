@@ -148,7 +148,7 @@ def test_custom_group_fn(bert: nn.Module) -> None:
 
 def test_find_candidates_forms(bert: nn.Module) -> None:
     everything = find_candidates(bert)
-    assert "classifier" in everything and "bert.pooler.dense" in everything
+    assert "classifier" not in everything and "bert.pooler.dense" in everything  # head skipped
     assert find_candidates(bert, ["query"]) == [
         f"bert.encoder.layer.{i}.attention.self.query" for i in range(3)
     ]
@@ -159,7 +159,7 @@ def test_find_candidates_forms(bert: nn.Module) -> None:
     ]
     no_attn = find_candidates(bert, ["output.dense"], exclude=r".*attention.*")
     assert no_attn == [f"bert.encoder.layer.{i}.output.dense" for i in range(3)]
-    with pytest.raises(MPOError, match=r"no nn\.Linear"):
+    with pytest.raises(MPOError, match="matches no module"):
         find_candidates(bert, ["nothing"])
 
 
