@@ -172,6 +172,7 @@ def decompose(
         result = result.gauge(form)
     if result.dtype != out_dtype:
         result = result.astype(out_dtype)
+    bound = budget.bound()  # warns (TruncationWarning) if bond caps broke the tolerance
     if not return_report:
         return result
     wide = np.complex128 if a.dtype.kind == "c" else np.float64
@@ -180,7 +181,7 @@ def decompose(
         bond_dims=result.bond_dims,
         kept=tuple(budget.kept),
         discarded=tuple(budget.discarded),
-        bound=budget.bound(),
+        bound=bound,
         error=error,
         norm=norm,
         tolerance=budget.tolerance,

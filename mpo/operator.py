@@ -284,6 +284,7 @@ class MPO:
         budget = Budget(resolve_tolerance(rtol, atol, norm), resolve_bond(bond, n - 1), n - 1)
         cores = canonical.round_cores(right, 0, budget)
         result = MPO._trusted(cores, n - 1)
+        bound = budget.bound()  # warns (TruncationWarning) if bond caps broke the tolerance
         if not return_report:
             return result
         exact = self.to_dense().astype(np.complex128 if self.dtype.kind == "c" else np.float64)
@@ -292,7 +293,7 @@ class MPO:
             bond_dims=result.bond_dims,
             kept=tuple(budget.kept),
             discarded=tuple(budget.discarded),
-            bound=budget.bound(),
+            bound=bound,
             error=error,
             norm=norm,
             tolerance=budget.tolerance,
