@@ -211,6 +211,10 @@ class MPO:
         return MPO._trusted([c.astype(dtype) for c in self._cores], self._center)
 
     # ---------------------------------------------------------------- forms
+    def _cast_back(self, cores: list[np.ndarray]) -> list[np.ndarray]:
+        """Cores in :attr:`dtype` (LAPACK computes float16 in float32; no mixed dtypes)."""
+        return [c.astype(self.dtype, copy=False) for c in cores]
+
     def _center_index(self, center: Center) -> int:
         n = self.n_cores
         named = {"left": n - 1, "right": 0, "middle": (n - 1) // 2}
@@ -241,7 +245,8 @@ class MPO:
             Same matrix; :attr:`center` set.
         """
         c = self._center_index(center)
-        return MPO._trusted(canonical.move_center(list(self._cores), c, self._center), c)
+        cores = canonical.move_center(list(self._cores), c, self._center)
+        return MPO._trusted(self._cast_back(cores), c)
 
     def gauge(self, form: Form) -> MPO:
         """Same matrix with the norm placed as ``form`` says.
@@ -259,9 +264,11 @@ class MPO:
         if form in ("left", "right"):
             return self.canonicalize(form)
         if form == "symmetric":
-            return MPO._trusted(canonical.symmetric(list(self._cores), self._center), None)
+            cores = canonical.symmetric(list(self._cores), self._center)
+            return MPO._trusted(self._cast_back(cores), None)
         if form == "balanced":
-            return MPO._trusted(canonical.balanced(list(self._cores), self._center), None)
+            cores = canonical.balanced(list(self._cores), self._center)
+            return MPO._trusted(self._cast_back(cores), None)
         raise MPOError(f"form must be 'left', 'right', 'symmetric' or 'balanced', got {form!r}")
 
     def truncate(
@@ -283,7 +290,7 @@ class MPO:
         norm = float(np.linalg.norm(right[0]))
         budget = Budget(resolve_tolerance(rtol, atol, norm), resolve_bond(bond, n - 1), n - 1)
         cores = canonical.round_cores(right, 0, budget)
-        result = MPO._trusted(cores, n - 1)
+        result = MPO._trusted(self._cast_back(cores), n - 1)
         bound = budget.bound()  # warns (TruncationWarning) if bond caps broke the tolerance
         if not return_report:
             return result
