@@ -29,7 +29,7 @@ demo-full: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -m "not slow" -q --doctest-modules mpo tests
+	$(BIN)/python -m pytest -m "not slow" -q --doctest-modules --doctest-glob='*.md' mpo tests README.md docs/concepts.md
 
 test-slow: $(STAMP)
 	timeout $(SLOW_TIMEOUT) $(BIN)/python -m pytest -m slow -q
