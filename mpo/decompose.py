@@ -155,8 +155,8 @@ def decompose(
     """
     if form not in ("left", "right", "symmetric", "balanced"):
         raise MPOError(f"form must be 'left', 'right', 'symmetric' or 'balanced', got {form!r}")
+    a = as_matrix(W)  # validates first: ragged input raises MPOError, not numpy's ValueError
     out_dtype = result_dtype(np.asarray(W).dtype)
-    a = as_matrix(W)
     m, n = a.shape
     rows, cols = _resolve_shape(shape, m, n)
     n_cores = len(rows)

@@ -52,6 +52,8 @@ class MPO:
     """
 
     __slots__ = ("_center", "_cores")
+    # numpy must defer ``ndarray @ MPO`` to __rmatmul__ instead of densifying via __array__
+    __array_ufunc__ = None
 
     def __init__(self, cores: Sequence[Any]):
         arrays = [np.asarray(c) for c in cores]

@@ -99,7 +99,7 @@ def resolve_bond(bond: int | Sequence[int] | None, n_bonds: int) -> list[int | N
         return [int(bond)] * n_bonds
     try:
         values = [int(b) for b in bond]  # type: ignore[union-attr]
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise MPOError(f"bond must be None, an int or a sequence of ints, got {bond!r}") from exc
     if len(values) != n_bonds:
         raise MPOError(

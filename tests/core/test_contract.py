@@ -141,3 +141,18 @@ def test_to_dense_index_convention():
     for i1, i2, j1, j2 in [(0, 0, 0, 0), (1, 4, 2, 5), (1, 2, 0, 3), (0, 3, 2, 1)]:
         ref = (g1[:, i1, j1, :] @ g2[:, i2, j2, :])[0, 0]
         assert w[i1 * 5 + i2, j1 * 6 + j2] == pytest.approx(ref, abs=1e-12)
+
+
+def test_ndarray_at_mpo_does_not_densify(monkeypatch):
+    # Regression: without __array_ufunc__ = None numpy handled ``x @ m`` itself by converting m
+    # through __array__ (a dense contraction), so __rmatmul__ and its plans were never used.
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((8, 6))
+    m = mpo.decompose(w, ((2, 4), (3, 2)))
+    x = rng.standard_normal((3, 8))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("densified through __array__")
+
+    monkeypatch.setattr(mpo.MPO, "__array__", refuse)
+    np.testing.assert_allclose(x @ m, x @ w, atol=1e-12)
