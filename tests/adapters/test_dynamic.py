@@ -15,6 +15,15 @@ from mpo.errors import MPOError
 TARGETS = r"layers\.\d+\.(up|down)"
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from intra-op threads; on a busy 2-core box they lose 10-100x."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 class Block(nn.Module):
     def __init__(self, d: int) -> None:
         super().__init__()
@@ -210,7 +219,6 @@ class Recorder(TrainerCallback):
         self.lrs.append((state.global_step, lrs, [b * lam for b in sched.base_lrs]))
 
 
-@pytest.mark.slow
 def test_trainer_callback_tiny_bert(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
 

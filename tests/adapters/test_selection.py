@@ -21,6 +21,15 @@ from adapters.torch.selection import (
 from mpo.errors import MPOError
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from intra-op threads; on a busy 2-core box they lose 10-100x."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 class Block(nn.Module):
     def __init__(self, d: int, p: float = 0.0) -> None:
         super().__init__()
@@ -371,3 +380,15 @@ def test_select_static_bert(bert: nn.Module) -> None:
     assert "bert.encoder.layer.1.output.dense" not in chosen
     assert len(taylor) == 4
     assert all(re.fullmatch(targets, n) for n in chosen)
+
+
+def test_docs_examples() -> None:
+    """Run the ```python blocks of docs/selection.md in order, in one namespace."""
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "selection.md").read_text()
+    blocks = re.findall(r"^```python\n(.*?)^```", text, flags=re.M | re.S)
+    assert len(blocks) >= 4
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "docs/selection.md", "exec"), namespace)
