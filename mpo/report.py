@@ -82,7 +82,11 @@ class TruncationReport:
 def resolve_tolerance(rtol: float | None, atol: float | None, norm: float) -> float | None:
     """Total budget ``atol + rtol * norm`` or None when neither is given."""
     for name, value in (("rtol", rtol), ("atol", atol)):
-        if value is not None and (not np.isfinite(value) or value < 0):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+            raise MPOError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not np.isfinite(value) or value < 0:
             raise MPOError(f"{name} must be a finite number >= 0, got {value!r}")
     if rtol is None and atol is None:
         return None

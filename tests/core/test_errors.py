@@ -171,3 +171,10 @@ def test_bad_cores(cores, match):
 def test_mpo_promotes_core_dtypes():
     m = mpo.MPO([np.ones((1, 2, 2, 3), np.float32), np.ones((3, 2, 2, 1), np.complex64)])
     assert {c.dtype for c in m.cores} == {np.dtype(np.complex64)} and m.dtype == np.complex64
+
+
+@pytest.mark.parametrize("value", ["0.1", [0.1], True])
+def test_tolerance_of_wrong_type_raises_mpoerror(value):
+    W = np.ones((4, 4))
+    with pytest.raises(mpo.MPOError, match="rtol must be a finite number"):
+        mpo.decompose(W, 2, rtol=value)
