@@ -1,32 +1,22 @@
 """Which weight matrices to over-parameterize: importance scores and per-group top-N selection.
 
-OPF (Gao et al., ACL 2023, §4.3) groups the matrices of a pre-trained model by *module kind* — all
-``attention.self.query`` matrices of the ``L`` layers form one group — and over-parameterizes the
-``N`` most important matrices of every group. The group of a module is its name with the layer
-indices replaced by ``*`` (:func:`default_group`), so ``encoder.layer.3.attention.output.dense``
-and ``encoder.layer.3.output.dense`` fall into *different* groups (the released OPF code matched the
-substring ``output.dense`` and conflated them).
+OPF (Gao et al., ACL 2023, §4.3) groups the matrices by *module kind* (all ``L`` query matrices
+form one group) and over-parameterizes the ``N`` most important of every group. A module's group
+is its name with the layer indices replaced by ``*`` (:func:`default_group`), so
+``layer.3.attention.output.dense`` and ``layer.3.output.dense`` stay apart (the released code's
+substring match conflated them).
 
-Scores (``method``), all computed per candidate matrix ``W`` (a module's ``weight``):
+Scores (``method``) of a candidate matrix ``W``, higher = more important:
 
-``"taylor"``
-    First-order Taylor estimate of the loss change when ``W`` is zeroed, accumulated over batches:
-    ``Σ_batches |Σ_elements ∂L/∂W ⊙ W|``. The absolute value is taken *per batch of the sum over the
-    matrix's elements* (the derivative of the loss with respect to a scalar gate on ``W``, as in
-    Michel et al. 2019 / DynaBERT), and these absolute values are accumulated over batches — the
-    paper's "absolute gradients accumulated". It is exact for losses linear in ``W``.
-``"zeroing"``
-    The paper's static criterion ``|L(W) − L(W=0)|``: the mean over batches of the loss change when
-    ``W`` alone is set to zero (bias kept). One extra forward pass per candidate and batch, under
-    ``torch.no_grad``; the weight is restored in a ``finally`` block.
-``"fisher"``
-    The released code's criterion ``Σ_batches mean(grad²)`` (ChildTuning-D). The released code
-    additionally clipped every gradient to ``max_grad_norm`` separately; we do not.
+* ``"taylor"``: ``Σ_batches |Σ_elements ∂L/∂W ⊙ W|`` — abs of the per-batch sum over the
+  matrix (the first-order estimate of zeroing ``W``), summed over batches: the paper's "absolute
+  gradients accumulated" (dynamic strategy).
+* ``"zeroing"``: ``|mean_batches (L(W=0) − L(W))|``, bias kept (the paper's static strategy).
+* ``"fisher"``: ``Σ_batches mean(grad²)`` (the released code; without its per-tensor clipping).
 
-Scoring never changes weights, never writes ``.grad`` (gradients come from
-:func:`torch.autograd.grad`), and restores every parameter's ``requires_grad``, the module's
-train/eval mode and the global RNG state. Under ``torch.distributed`` the raw accumulators are
-summed over ranks, so every rank gets the same scores and selects the same matrices.
+Scoring never changes weights or writes ``.grad`` and restores ``requires_grad``, the train/eval
+mode and the RNG state, also on error. Under ``torch.distributed`` the accumulators are summed
+over ranks, so every rank selects the same matrices. Guide: ``docs/selection.md``.
 """
 
 from __future__ import annotations
