@@ -28,6 +28,7 @@ Plain PyTorch loop::
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,11 +41,6 @@ from .resync import _inner, extend_scheduler, rewrap_ddp
 from .selection import GroupFn, _unwrap, find_candidates, group_modules
 from .surgery import overparameterize
 from .targets import TargetSpec
-
-try:
-    from transformers import TrainerCallback as _CallbackBase
-except ImportError:  # pragma: no cover - transformers is the optional `hf` extra
-    _CallbackBase = object  # type: ignore[assignment,misc]
 
 __all__ = ["DynamicGrowth", "OPFGrowthCallback", "extend_scheduler", "rewrap_ddp"]  # re-exported
 
@@ -245,13 +241,14 @@ class DynamicGrowth:
         return names
 
 
-class OPFGrowthCallback(_CallbackBase):  # type: ignore[misc,valid-type]
+class OPFGrowthCallback:
     """Run a :class:`DynamicGrowth` inside ``transformers.Trainer``.
 
     Scores are accumulated in ``on_pre_optimizer_step`` (gradients after clipping), growth runs in
     ``on_step_end`` on the Trainer's own optimizer and LR scheduler (which the Trainer creates
     lazily; the callback receives them as keyword arguments). Single-process only: under DDP the
-    Trainer's wrapper is not rebuilt.
+    Trainer's wrapper is not rebuilt. Instances are ``transformers.TrainerCallback``s; transformers
+    is imported when the first one is created, not with this module.
 
     Parameters
     ----------
@@ -259,11 +256,13 @@ class OPFGrowthCallback(_CallbackBase):  # type: ignore[misc,valid-type]
         Built on the model given to the Trainer.
     """
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> OPFGrowthCallback:
+        """Create an instance of the ``TrainerCallback`` subclass (imports transformers)."""
+        if cls is OPFGrowthCallback:
+            cls = _trainer_callback_class()
+        return super().__new__(cls)
+
     def __init__(self, grower: DynamicGrowth) -> None:
-        if _CallbackBase is object:  # pragma: no cover
-            raise AdapterError(
-                "OPFGrowthCallback needs transformers: pip install 'mpo-toolkit[hf]'"
-            )
         self.grower = grower
         self.history: list[tuple[int, list[str]]] = []
 
@@ -279,3 +278,14 @@ class OPFGrowthCallback(_CallbackBase):  # type: ignore[misc,valid-type]
         grown = self.grower.maybe_grow(kwargs["optimizer"], kwargs.get("lr_scheduler"))
         if grown:
             self.history.append((state.global_step, grown))
+
+
+@functools.cache
+def _trainer_callback_class() -> type[OPFGrowthCallback]:
+    """``OPFGrowthCallback`` mixed into ``transformers.TrainerCallback`` (imported only now)."""
+    try:
+        from transformers import TrainerCallback
+    except ImportError as exc:  # pragma: no cover - transformers is the optional `hf` extra
+        raise AdapterError("OPFGrowthCallback needs transformers ('mpo-toolkit[hf]')") from exc
+    attrs = {"__module__": __name__, "__doc__": OPFGrowthCallback.__doc__}
+    return type("OPFGrowthCallback", (OPFGrowthCallback, TrainerCallback), attrs)

@@ -248,6 +248,7 @@ def test_trainer_callback_tiny_bert(tmp_path) -> None:  # type: ignore[no-untype
     )
     assert len(grower.groups) == 3  # attention.output.dense and output.dense stay apart
     growth, recorder = OPFGrowthCallback(grower), Recorder()
+    assert isinstance(growth, OPFGrowthCallback) and isinstance(growth, TrainerCallback)
     args = TrainingArguments(
         output_dir=str(tmp_path),
         max_steps=8,
@@ -280,3 +281,14 @@ def test_trainer_callback_tiny_bert(tmp_path) -> None:  # type: ignore[no-untype
         assert lrs == pytest.approx(expected, rel=1e-12, abs=1e-15), step
     assert len(recorder.lrs[-1][1]) == len(opt.param_groups)
     assert recorder.lrs[-1][1][-1] == pytest.approx(recorder.lrs[-1][1][0], rel=1e-12)
+
+
+def test_importing_dynamic_does_not_import_transformers() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, adapters.torch, adapters.torch.dynamic, adapters.torch.selection; "
+        "assert 'transformers' not in sys.modules, 'transformers imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
