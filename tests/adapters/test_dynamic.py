@@ -157,6 +157,19 @@ def test_grow_with_zeroing_scores_and_no_optimizer() -> None:
     assert grower.grow(scores={"layers.2.up": 1.0}) == ["layers.2.up"]  # missing -> -inf
 
 
+def test_wrapped_model_is_looked_through() -> None:
+    torch.manual_seed(3)
+    model = MLP().double()
+    wrapped = nn.DataParallel(model)  # same `.module` convention as DistributedDataParallel
+    grower = DynamicGrowth(wrapped, ["up"], n_per_round=1, max_per_group=1, interval=1)
+    assert grower.model is model and grower.remaining == [f"layers.{i}.up" for i in range(3)]
+    mse(wrapped, data(1)[0]).backward()
+    grower.observe()
+    scores = grower.scores()
+    assert grower.maybe_grow(None) == [max(scores, key=scores.__getitem__)]
+    assert not score_modules(wrapped, ["layers.0.down"], data(1), mse).keys() - {"layers.0.down"}
+
+
 def test_validation() -> None:
     model = MLP()
     kw = {"n_per_round": 1, "max_per_group": 1, "interval": 1}
