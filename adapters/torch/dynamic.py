@@ -227,7 +227,7 @@ class DynamicGrowth:
             opt = None if optimizer is None else _inner(optimizer, "optimizer")
             before = [] if opt is None else list(opt.param_groups)
             modules = dict(self.model.named_modules())
-            src = {n: find_group(opt, modules[n].weight) for n in names} if opt else {}
+            src = {n: find_group(opt, modules[n].weight) for n in names} if opt is not None else {}
             overparameterize(self.model, names, optimizer=opt, **self.mpo_kwargs)
             if scheduler is not None and opt is not None:
                 grown = dict(self.model.named_modules())
