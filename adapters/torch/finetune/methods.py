@@ -107,8 +107,8 @@ def _overparameterize(model: nn.Module, names: Sequence[str], cfg: TrainConfig) 
     from adapters.torch import overparameterize
 
     if cfg.method == "opf-svd":
-        return overparameterize(model, targets=list(names), shape="opf-svd", n_cores=2)
-    return overparameterize(model, targets=list(names), shape=cfg.shape, n_cores=cfg.n_cores)
+        return overparameterize(model, list(names), shape="opf-svd", n_cores=2)
+    return overparameterize(model, list(names), shape=cfg.shape, n_cores=cfg.n_cores)
 
 
 def prepare(
@@ -148,9 +148,10 @@ def prepare(
     else:
         from adapters.torch.selection import select_static
 
+        candidates = [n for members in groups.values() for n in members]
         names = select_static(
             model,
-            groups,
+            candidates,
             list(score_batches),
             loss_fn,
             n_per_group=cfg.n_per_group,
@@ -164,35 +165,42 @@ def prepare(
 class Growth:
     """Dynamic OPF: every ``growth_interval`` steps decompose ``n_per_round`` more per group.
 
-    Wraps :class:`adapters.torch.dynamic.DynamicGrowth`. Call :meth:`observe` after each
-    ``backward()`` (accumulates the importance score) and :meth:`maybe_grow` after each
-    ``optimizer.step()``; it returns the newly decomposed names (empty list if none).
+    Wraps :class:`adapters.torch.dynamic.DynamicGrowth` (until ``n_per_group`` per group). Call
+    :meth:`observe` after each ``backward()`` (accumulates the importance score from the
+    training gradients) and :meth:`maybe_grow` after each ``optimizer.step()``. Under
+    ``torchrun`` both are collective: every process calls them at the same step and gets the
+    same choice (scores are summed over processes).
     """
 
     def __init__(self, model: nn.Module, cfg: TrainConfig) -> None:
         from adapters.torch.dynamic import DynamicGrowth
 
-        groups = group_targets(model, cfg.targets)
-        self.cfg = cfg
+        names = [n for members in group_targets(model, cfg.targets).values() for n in members]
         self.helper = DynamicGrowth(
             model,
-            targets=groups,
-            n_total=cfg.n_per_group,
+            names,
             n_per_round=cfg.n_per_round,
+            max_per_group=cfg.n_per_group,
             interval=cfg.growth_interval,
-            method=cfg.score,
+            method=cfg.score if cfg.score != "zeroing" else "taylor",
             shape=cfg.shape,
             n_cores=cfg.n_cores,
         )
 
-    def observe(self, model: nn.Module) -> None:
+    def observe(self) -> None:
         """Accumulate importance scores from the current gradients."""
-        self.helper.observe(model)
+        self.helper.observe()
 
-    def maybe_grow(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:
-        """Decompose the next matrices if a round is due; register their cores in ``optimizer``."""
-        grown = self.helper.maybe_grow(optimizer)
-        return list(grown or [])
+    def maybe_grow(self, optimizer: torch.optim.Optimizer) -> list[str]:
+        """Decompose the next matrices if a round is due; move them into ``optimizer``.
+
+        Returns
+        -------
+        list of str
+            Names decomposed at this step (usually empty). New core groups carry
+            ``mpo_module`` and get the core learning rate from :func:`set_lr`.
+        """
+        return list(self.helper.maybe_grow(optimizer))
 
 
 def _is_core_group(group: dict) -> bool:

@@ -99,6 +99,7 @@ def _load_model(cfg: TrainConfig, labels: Sequence[str]) -> tuple[nn.Module, Any
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # our own bars show progress
     tokenizer = AutoTokenizer.from_pretrained(cfg.model)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "newly initialized classifier" is expected here
@@ -204,14 +205,14 @@ def _run(cfg: TrainConfig, info: D.DistInfo, argv: Sequence[str] | None) -> dict
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if growth is not None:
-                growth.observe(model)
+                growth.observe()
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             step += 1
             if growth is not None:
                 grow_start = time.perf_counter()
-                new = growth.maybe_grow(model, optimizer)
+                new = growth.maybe_grow(optimizer)
                 if new:
                     decomposed += new
                     growth_log.append(
@@ -278,13 +279,18 @@ def _finish(
         from adapters.torch import merge
 
         merge_start = time.perf_counter()
-        model = merge(model)
+        inputs = {k: v for k, v in probe.items() if k != "labels"}
+        model = merge(model, inputs, check=True, verbose=cfg.progress)
         merge_s = time.perf_counter() - merge_start
     after = logits(model, probe)
     diff = float((after - before).abs().max())
     eval_bar = tqdm(eval_loader, desc="evaluate", unit="batch", disable=not cfg.progress)
     acc = accuracy(model, eval_bar)
     latency = latency_ms(model, probe)
+    check_texts = list(eval_ds.texts[:4])
+    enc = tokenizer(check_texts, truncation=True, max_length=cfg.max_length, padding=True,
+                    return_tensors="pt")  # fmt: skip
+    check_logits = logits(model, dict(enc)).tolist()
     out = Path(cfg.output_dir)
     model_dir = out / "model"
     if cfg.save_model:
@@ -316,6 +322,7 @@ def _finish(
         "latency_batch_size": len(probe["labels"]),
         "wall_s": time.perf_counter() - state["wall_start"],
         "history": state["history"],
+        "check": {"texts": check_texts, "logits": check_logits, "max_length": cfg.max_length},
         "world_size": info.world_size,
         "model_dir": str(model_dir) if cfg.save_model else None,
         "config": cfg.to_dict(),
