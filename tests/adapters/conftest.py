@@ -17,6 +17,8 @@ model_factory : callable ``name -> (model, inputs)`` for ``name`` in :data:`MODE
     ``inputs`` is a dict of keyword tensors (``input_ids``, ``attention_mask``) for
     ``model(**inputs)``.
 make_inputs : callable ``(model, batch=2, seq=8, seed=0) -> dict`` of random token inputs.
+
+Every test here runs with one torch thread and (if numpy was not loaded yet) one BLAS thread.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ from collections.abc import Callable
 
 import pytest
 
+# One BLAS/OpenMP thread: on a busy 2-core machine multithreaded LAPACK calls in the core's
+# decompositions run 100x slower (a 576 x 256 QR: 5 s vs 0.03 s). Must be set before numpy loads.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -91,6 +97,15 @@ def _make_inputs(model, batch: int = 2, seq: int = 8, seed: int = 0) -> dict:
     vocab = min(int(model.config.vocab_size), 1000)
     ids = torch.randint(0, vocab, (batch, seq), generator=gen)
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models gain nothing from intra-op threads; on a busy machine they lose a lot."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture
