@@ -112,3 +112,17 @@ def test_merge_bare_layer_and_bf16():
     assert type(back) is nn.Linear and back.weight.dtype == torch.bfloat16
     tol = 4 * torch.finfo(torch.bfloat16).eps * 3 * float(lin.weight.detach().abs().max())
     assert float((back.weight.detach().float() - lin.weight.detach().float()).abs().max()) <= tol
+
+
+def test_docs_examples(capsys):
+    """Run the ```python blocks of docs/adapter.md in order, in one namespace."""
+    import pathlib
+    import re
+
+    doc = pathlib.Path(__file__).resolve().parents[2] / "docs" / "adapter.md"
+    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.S)
+    assert len(blocks) >= 6
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, str(doc), "exec"), namespace)
+    assert "trainable params" in capsys.readouterr().out
