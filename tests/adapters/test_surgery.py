@@ -145,6 +145,29 @@ def test_overrides_and_init(tiny_bert):
     assert enc[1].attention.self.query.n_cores == 3 and enc[1].attention.self.query.init == "left"
 
 
+def test_bond_cap_truncates(tiny_bert):
+    overparameterize(tiny_bert, ["query"], shape="balanced", n_cores=3, bond=4)
+    layer = tiny_bert.bert.encoder.layer[0].attention.self.query
+    assert max(layer.bond_dims) <= 4 and layer.bond_dims[0] == layer.bond_dims[-1] == 1
+
+
+def test_bf16_model(tiny_bert, make_inputs):
+    model = tiny_bert.to(torch.bfloat16)
+    inputs = make_inputs(model)
+    with torch.no_grad():
+        ref = model(**inputs).logits
+    overparameterize(model, shape="opf-svd")
+    layer = model.bert.encoder.layer[0].attention.self.query
+    assert all(c.dtype == torch.bfloat16 for c in layer.cores)
+    with torch.no_grad():
+        out = model(**inputs).logits
+    err = float((out.float() - ref.float()).abs().max())
+    # bf16 round-off of the cast cores, through 2 layers of 6 matrices + pooler
+    assert err <= 4 * torch.finfo(torch.bfloat16).eps * 2 * math.sqrt(64) * 13 * float(
+        ref.float().abs().max()
+    )
+
+
 def test_dry_run_changes_nothing_and_reports(tiny_bert, capsys):
     snap = snapshot(tiny_bert)
     plan = overparameterize(tiny_bert, dry_run=True)
