@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .layer import AdapterError, MPOLinear
+from .layer import AdapterError, MPOLinear, dense_weight, module_kind
 from .optim import replace_in_optimizer
 
 __all__ = [
@@ -173,8 +173,17 @@ def load_overparameterized(
     for name in order:  # validate and build before touching the model
         spec = config["modules"][name]
         old = mods.get(name)
-        if old is None or type(old) is MPOLinear or not hasattr(old, "weight"):
-            raise AdapterError(f"module {name!r} of {CONFIG_NAME} not found as a dense layer")
+        if old is None or module_kind(old) != spec["original_type"]:
+            raise AdapterError(
+                f"module {name!r} of {CONFIG_NAME} not found as a {spec['original_type']} in "
+                f"base_model (got {type(old).__name__}); pass a fresh copy of the base model"
+            )
+        expected = (spec["out_features"], spec["in_features"])
+        if tuple(dense_weight(old).shape) != expected:
+            raise AdapterError(
+                f"module {name!r}: base weight is {tuple(dense_weight(old).shape)} (out, in), "
+                f"checkpoint expects {expected}"
+            )
         w = old.weight
         layer = MPOLinear(
             spec["core_shapes"],
