@@ -51,6 +51,8 @@ TARGETS = {
 @pytest.mark.parametrize("name", list(TARGETS))
 def test_resume_is_bit_for_bit(model_factory, make_inputs, name, tmp_path):
     model, _ = model_factory(name)
+    if name == "minilm":  # frozen embeddings: a smaller checkpoint, and "frozen" is restored
+        model.embeddings.requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     overparameterize(model, TARGETS[name], optimizer=opt)
     batches = [make_inputs(model, seed=s) for s in range(4)]
