@@ -96,19 +96,17 @@ def resolve_shape(
 
 
 def _bond_dims(rows: tuple[int, ...], cols: tuple[int, ...], bond: Any) -> tuple[int, ...]:
-    p = [r * c for r, c in zip(rows, cols, strict=True)]
-    full = [1] + [min(math.prod(p[: k + 1]), math.prod(p[k + 1 :])) for k in range(len(p) - 1)]
-    full.append(1)
+    """Bond dims the decomposition will have (full bonds, capped by ``bond``), for the plan."""
+    full = mpo.full_bond_dims(rows, cols)
     if bond is None:
-        return tuple(full)
-    caps = [bond] * (len(p) - 1) if isinstance(bond, int) else list(bond)
-    if len(caps) != len(p) - 1:
-        raise AdapterError(f"bond must be an int or {len(p) - 1} ints (one per bond), got {bond!r}")
-    return (1, *(min(f, int(c)) for f, c in zip(full[1:-1], caps, strict=True)), 1)
-
-
-def _n_params(rows: tuple[int, ...], cols: tuple[int, ...], bonds: tuple[int, ...]) -> int:
-    return sum(bonds[k] * rows[k] * cols[k] * bonds[k + 1] for k in range(len(rows)))
+        return full
+    n_bonds = len(rows) - 1
+    caps = [bond] * n_bonds if isinstance(bond, int) else list(bond)
+    if len(caps) != n_bonds or not all(isinstance(c, int) and c >= 1 for c in caps):
+        raise AdapterError(
+            f"bond must be an int >= 1 or {n_bonds} of them (one per bond), got {bond!r}"
+        )
+    return (1, *(min(f, c) for f, c in zip(full[1:-1], caps, strict=True)), 1)
 
 
 def _spec_for(name: str, default: dict, overrides: Mapping[str, Any] | None, used: set) -> dict:
@@ -241,7 +239,7 @@ def overparameterize(
             spec["cols"],
             spec["bond_dims"],
             math.prod(spec["shape_out_in"]),
-            _n_params(spec["rows"], spec["cols"], spec["bond_dims"]),
+            mpo.n_params(spec["rows"], spec["cols"], spec["bond_dims"]),
         )
         for name, _, spec in jobs
     )
