@@ -8,7 +8,7 @@ sweep keeps its runs; ``--resume`` skips runs already there), then draws the plo
 Settings (all: MiniLM, Rotten Tomatoes, batch 32, the same 500 held-out texts per seed):
 
 ``default``  1,024 training texts, 1 epoch (32 steps), lr 1e-4, max 48 tokens.
-``small``    128 training texts, 4 epochs (16 steps), lr 1e-4, max 48 tokens — the low-data
+``small``    256 training texts, 4 epochs (32 steps), lr 1e-4, max 48 tokens — the low-data
              regime where the paper's gains were largest (RTE, CoLA, STS-B, MRPC).
 
 Usage::
@@ -49,7 +49,7 @@ COMMON = {
 }
 SETTINGS = {
     "default": {"train_size": 1024, "epochs": 1.0, "growth_interval": 8},
-    "small": {"train_size": 128, "epochs": 4.0, "growth_interval": 4},
+    "small": {"train_size": 256, "epochs": 4.0, "growth_interval": 8},
 }
 METHODS = ("dense", "opf-svd", "opf-mpo-static", "opf-mpo-dynamic")
 

@@ -226,3 +226,43 @@ def test_torchrun_matches_single_process(tmp_path, tiny_model_dir, tiny_csv):
     assert a["accuracy"] == b["accuracy"]
     la, lb = torch.tensor(a["check"]["logits"]), torch.tensor(b["check"]["logits"])
     assert torch.allclose(la, lb, atol=1e-4), (la - lb).abs().max()
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def test_group_targets_default_bert_groups(tiny_model_dir):
+    from adapters.torch.finetune.config import TrainConfig
+    from adapters.torch.finetune.methods import group_targets
+
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(tiny_model_dir)
+    groups = group_targets(model, TrainConfig().targets)
+    assert len(groups) == 6 and all(len(v) == 2 for v in groups.values())
+    ffn_out = groups[r"(?<!attention\.)output\.dense"]
+    assert ffn_out == ["bert.encoder.layer.0.output.dense", "bert.encoder.layer.1.output.dense"]
+    with pytest.raises(ValueError, match=r"matches no nn.Linear.*bert\."):
+        group_targets(model, "nothing_here")
+
+
+def test_set_lr_schedule_and_core_groups():
+    from adapters.torch.finetune.config import TrainConfig
+    from adapters.torch.finetune.methods import set_lr
+
+    cfg = TrainConfig(method="opf-mpo-static", n_cores=4, lr=1e-3, warmup_ratio=0.1)
+    a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([{"params": [a]}, {"params": [b], "mpo_module": "x"}])
+    assert set_lr(opt, cfg, 0, 100) == pytest.approx(1 / 11)
+    set_lr(opt, cfg, 10, 100)
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-3)
+    assert opt.param_groups[1]["lr"] == pytest.approx(1e-3 / 4)
+    assert set_lr(opt, cfg, 100, 100) == 0.0
+
+
+def test_format_table():
+    from adapters.torch.finetune.report import format_table
+
+    row = {"method": "dense", "accuracy": 0.5, "params_train": 10, "params_inference": 10,
+           "time_per_step_s": 1.0, "latency_ms": 2.0, "merge_max_abs_diff": 0.0}  # fmt: skip
+    table = format_table([row, {**row, "method": "opf-svd", "latency_ms": None}])
+    assert table.splitlines()[0].startswith("| method")
+    assert "0.5000" in table and "n/a" in table and len(table.splitlines()) == 4
