@@ -443,6 +443,17 @@ def hand_sweep(x: np.ndarray, cores) -> np.ndarray:
     return t.reshape(b, -1)
 
 
+def sweep_flops(b: int, core_shapes) -> int:
+    """FLOPs of :func:`hand_sweep` (2 per multiply-add)."""
+    cols = [s[2] for s in core_shapes]
+    total, irest = 0, 1
+    for k in range(len(core_shapes) - 1, -1, -1):
+        rl, i, j, rr = core_shapes[k]
+        total += 2 * b * math.prod(cols[:k]) * irest * j * rr * rl * i
+        irest *= i
+    return total
+
+
 def bench_contraction(repeat: int, batches: list[int], log) -> tuple[list[str], bool]:
     lines = [
         "| W | shape | op | ours | strategy (ours) | FLOPs ours / dp | opt_einsum `dp` path"
@@ -482,23 +493,18 @@ def bench_contraction(repeat: int, batches: list[int], log) -> tuple[list[str], 
             pathm, infom = oe.contract_path(eqm, xs, *m.core_shapes, shapes=True, optimize="dp")
             exprm = oe.contract_expression(eqm, xs, *m.core_shapes, optimize=pathm)
             pm = mpo.plan_matvec(m.core_shapes, b)
-            jobs.append(
-                (
-                    f"@ x, B={b}",
-                    {
-                        "ours": lambda m=m, x=x: m @ x,
-                        "dp": lambda e=exprm, x=x, xs=xs, c=cores: e(x.reshape(xs), *c),
-                        "hand": lambda x=x, c=cores: hand_sweep(x, c),
-                        "hand_dense": lambda x=x, c=cores: x @ hand_dense(c).T,
-                    },
-                    pm.flops / infom.opt_cost,
-                    pm.strategy,
-                )
-            )
+            funcs = {
+                "ours": lambda m=m, x=x: m @ x,
+                "dp": lambda e=exprm, x=x, xs=xs, c=cores: e(x.reshape(xs), *c),
+                "hand_dense": lambda x=x, c=cores: x @ hand_dense(c).T,
+            }
+            if sweep_flops(b, m.core_shapes) <= 4 * infom.opt_cost:  # else hopeless, skip
+                funcs["hand"] = lambda x=x, c=cores: hand_sweep(x, c)
+            jobs.append((f"@ x, B={b}", funcs, pm.flops / infom.opt_cost, pm.strategy))
             # correctness of the references
             y = m @ x
-            for name in ("dp", "hand", "hand_dense"):
-                got = jobs[-1][1][name]().reshape(y.shape)
+            for name in funcs:
+                got = funcs[name]().reshape(y.shape)
                 assert np.allclose(got, y, rtol=1e-3, atol=1e-3 * np.abs(y).max()), name
         for op, funcs, flop_ratio, strategy in jobs:
             times = measure(funcs, repeat)
@@ -579,6 +585,57 @@ def bench_minilm(repeat: int, log) -> tuple[list[str], bool]:
     return lines, ok_all
 
 
+# ---------------------------------------------------------------------------- BLAS threads
+THREADS_CHILD = textwrap.dedent(
+    """
+    import json, time, numpy as np, scipy.linalg, mpo
+    rng = np.random.default_rng(0)
+    def best(f, k=5):
+        f()
+        out = []
+        for _ in range(k):
+            t0 = time.perf_counter(); f(); out.append(time.perf_counter() - t0)
+        return min(out), sorted(out)[len(out) // 2]
+    a = rng.standard_normal((1024, 576)).astype(np.float32)
+    b = rng.standard_normal((576, 256)).astype(np.float32)
+    w = rng.standard_normal((768, 768)).astype(np.float32)
+    shape = mpo.suggest_shape((768, 768), 15, layout="chain")
+    res = {
+        "gesdd 1024x576": best(lambda: scipy.linalg.svd(a, full_matrices=False,
+                                                          check_finite=False)),
+        "QR 576x256": best(lambda: scipy.linalg.qr(b, mode="economic", check_finite=False)),
+        "decompose 768x768 chain": best(lambda: mpo.decompose(w, shape)),
+    }
+    print(json.dumps(res))
+    """
+)
+
+
+def bench_threads(log) -> list[str]:
+    """The same small jobs with 1 and 2 OpenBLAS threads, in child processes."""
+    results = {}
+    for n in (1, 2):
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(n))
+        res = subprocess.run(
+            [sys.executable, "-c", THREADS_CHILD], capture_output=True, text=True, env=env
+        )
+        results[n] = json.loads(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 else {}
+    lines = [
+        "| job | 1 thread: best / median | 2 threads: best / median |",
+        "|---|---|---|",
+    ]
+    for job in results[1]:
+        cells = [
+            f"{fmt_s(results[n][job][0])} / {fmt_s(results[n][job][1])}"
+            if job in results[n]
+            else "?"
+            for n in (1, 2)
+        ]
+        lines.append(f"| {job} | {cells[0]} | {cells[1]} |")
+        log(lines[-1])
+    return lines
+
+
 # ---------------------------------------------------------------------------- report
 def write_report(path: Path, command: str, info: dict, sections: list[str], verdicts) -> None:
     head = [
@@ -637,7 +694,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", nargs="+", choices=["chain", "balanced", "contract", "minilm"], default=None
     )
+    parser.add_argument(
+        "--blas-threads",
+        type=int,
+        default=None,
+        help="re-run with OPENBLAS_NUM_THREADS set to this (default: as the environment says)",
+    )
     args = parser.parse_args(argv)
+    if args.blas_threads is not None and os.environ.get("OPENBLAS_NUM_THREADS") != str(
+        args.blas_threads
+    ):
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.blas_threads))
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
     parts = args.only or ["chain", "balanced", "contract", "minilm"]
     rel_exe = os.path.relpath(sys.executable, Path.cwd())
     command = shlex.join(["python" if "/" not in rel_exe else rel_exe, *sys.argv])
@@ -707,9 +775,10 @@ def main(argv: list[str] | None = None) -> int:
             " optimum for the whole network (x included), path found beforehand, run with"
             " `contract_expression` (BLAS GEMMs); `hand GEMMs` = hand-written `np.matmul`"
             " sequences: a left-to-right chain for the dense matrix, and for `m @ x` the faster of"
-            " a right-to-left sweep through the cores (one GEMM per core) and dense-first"
-            " (`x @ hand_dense(cores).T`). `best reference` names the fastest; the ratio is ours"
-            " over it. `FLOPs ours / dp` compares the plan `mpo` picks with the dp optimum.",
+            " a right-to-left sweep through the cores (one GEMM per core; skipped where it needs"
+            " over 4x the dp FLOPs) and dense-first (`x @ hand_dense(cores).T`)."
+            " `best reference` names the fastest; the ratio is ours over it."
+            " `FLOPs ours / dp` compares the plan `mpo` picks with the dp optimum.",
             "",
             *lines,
             "",
@@ -724,6 +793,17 @@ def main(argv: list[str] | None = None) -> int:
             *lines,
             "",
         ]
+    log("== BLAS threads: the same jobs with 1 and 2 OpenBLAS threads")
+    sections += [
+        "## BLAS threads on this (shared) machine",
+        "",
+        "The same jobs in child processes with `OPENBLAS_NUM_THREADS=1` and `=2`. On a busy"
+        " 2-core machine OpenBLAS's second thread often waits for a core, and LAPACK calls"
+        " made of many short parallel regions (QR, SVD) slow down by large, erratic factors.",
+        "",
+        *bench_threads(log),
+        "",
+    ]
     info["load_end"] = "/".join(f"{x:.1f}" for x in os.getloadavg())
     info["wall"] = time.perf_counter() - t_start
     for name, ok in verdicts:
