@@ -60,6 +60,17 @@ def verdict(ok: bool) -> str:
 
 
 def maxrss_mib() -> float:
+    """Peak resident memory of this process in MiB.
+
+    ``VmHWM`` from ``/proc/self/status`` (reset by exec, unlike ``ru_maxrss``, which a child
+    inherits from the parent it was forked from); ``ru_maxrss`` where /proc is missing.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
@@ -159,7 +170,6 @@ def contraction_time(model: nn.Module, repeat: int) -> tuple[float, float]:
 
 # ---------------------------------------------------------------------------- child: memory
 def child_memory(kind: str, steps: int) -> None:
-    torch.set_num_threads(torch.get_num_threads())
     model = load_minilm()
     rss_loaded = maxrss_mib()
     if kind == "mpo":
@@ -184,6 +194,7 @@ def child_memory(kind: str, steps: int) -> None:
 
 def run_child(kind: str, steps: int) -> dict:
     cmd = [sys.executable, __file__, "--child-memory", kind, "--steps", str(steps)]
+    cmd += ["--threads", str(torch.get_num_threads())]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
     if res.returncode != 0:
         raise RuntimeError(f"memory child {kind} failed:\n{res.stderr[-2000:]}")
@@ -264,7 +275,7 @@ def bench_step(base: nn.Module, repeat: int, mem_steps: int, log) -> tuple[list[
         f" {min(over.t_opt) / min(dense.t_opt):.2f} |",
         f"| parameters | {mem['dense']['params']:,} | {mem['mpo']['params']:,} |"
         f" {mem['mpo']['params'] / mem['dense']['params']:.2f} |",
-        f"| peak RSS after {mem_steps} steps (separate process) |"
+        f"| peak RSS (VmHWM) after {mem_steps} steps (separate process) |"
         f" {mem['dense']['rss_peak']:.0f} MiB | {mem['mpo']['rss_peak']:.0f} MiB |"
         f" {mem['mpo']['rss_peak'] / mem['dense']['rss_peak']:.2f} |",
         f"| RSS after loading the model (same processes) | {mem['dense']['rss_loaded']:.0f} MiB |"
@@ -358,7 +369,8 @@ def machine_lines(load_start: str, load_end: str, wall: float) -> list[str]:
     blas = next((ln.strip() for ln in cfg.splitlines() if "BLAS_INFO" in ln), "?")
     return [
         f"- date: {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
-        f"- CPU: {cpu}; {os.cpu_count()} cores; torch threads {torch.get_num_threads()}",
+        f"- CPU: {cpu}; {os.cpu_count()} cores; torch threads {torch.get_num_threads()};"
+        f" OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}",
         f"- load average (1/5/15 min) at start: {load_start}, at end: {load_end} (shared"
         " machine; dense and over-parameterized runs are interleaved in one process)",
         f"- torch BLAS: {blas}",
@@ -376,8 +388,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="timed training steps per model")
     parser.add_argument("--infer-repeat", type=int, default=20, help="inference runs per model")
     parser.add_argument("--steps", type=int, default=3, help="training steps in memory children")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads and OPENBLAS_NUM_THREADS (default: as the environment)",
+    )
     parser.add_argument("--child-memory", choices=["dense", "mpo"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        if os.environ.get("OPENBLAS_NUM_THREADS") != str(args.threads):
+            env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads))
+            os.execve(sys.executable, [sys.executable, *sys.argv], env)
+        torch.set_num_threads(args.threads)
     if args.child_memory:
         child_memory(args.child_memory, args.steps)
         return 0

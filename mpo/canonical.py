@@ -67,6 +67,12 @@ def _sqrt_pinv(s: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return out
 
 
+def _is_identity(q: np.ndarray) -> bool:
+    """Whether a square matrix is exactly the identity (O(d**2), no tolerance)."""
+    d = q.shape[0]
+    return q.shape == (d, d) and np.count_nonzero(q) == d and bool(np.all(q.diagonal() == 1))
+
+
 def symmetric(cores: Cores, current: int | None) -> Cores:
     """Symmetric gauge: ``sqrt`` of each bond's singular values on both sides (see module doc)."""
     n = len(cores)
@@ -85,7 +91,9 @@ def symmetric(cores: Cores, current: int | None) -> Cores:
             s = spectra[k + 1]
             right[k] = np.eye(s.size, dtype=cores[k].dtype).reshape(s.size, 1, 1, s.size)
             spectra[k] = s
-            u_carry = cores[k].reshape(rl, rr) @ u_carry
+            q = cores[k].reshape(rl, rr)
+            if not _is_identity(q):  # decompose leaves these exactly I: skip a d**3 product
+                u_carry = q @ u_carry
             continue
         c = _absorb_left(cores[k], u_carry * spectra[k + 1].astype(u_carry.dtype))
         rl, i, j, rr = c.shape
