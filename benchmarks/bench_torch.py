@@ -365,8 +365,9 @@ def machine_lines(load_start: str, load_end: str, wall: float) -> list[str]:
         capture_output=True,
         text=True,
     ).stdout.strip()
-    cfg = torch.__config__.show()
-    blas = next((ln.strip() for ln in cfg.splitlines() if "BLAS_INFO" in ln), "?")
+    cfg = torch.__config__.show().replace(",", " ").split()
+    blas = " ".join(t for t in cfg if t.startswith(("BLAS_INFO=", "LAPACK_INFO="))) or "?"
+    blas += f"; parallel: {torch.__config__.parallel_info().splitlines()[-1].strip()}"
     return [
         f"- date: {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"- CPU: {cpu}; {os.cpu_count()} cores; torch threads {torch.get_num_threads()};"
