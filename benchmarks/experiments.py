@@ -13,7 +13,7 @@ Settings (all: MiniLM, Rotten Tomatoes, batch 32, the same 500 held-out texts pe
 
 Usage::
 
-    python benchmarks/experiments.py                      # ~30-40 min on 2 CPU cores
+    python benchmarks/experiments.py                      # ~1 min per run on an idle 2-core CPU
     python benchmarks/experiments.py --seeds 0 1 2 3 4 --settings default small
     python benchmarks/experiments.py --plot-only
 """
@@ -160,6 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--threads", type=int, default=None, help="torch threads per run")
     p.add_argument(
+        "--merge",
+        nargs="+",
+        default=None,
+        help="combine the runs of these results files into --out (first file's header), then plot",
+    )
+    p.add_argument(
         "--step-probe",
         action="store_true",
         help="only measure the first-step |dW| of MPO vs dense (docs/results/step_probe.json)",
@@ -167,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     out = Path(args.out)
+    if args.merge:
+        parts = [json.loads(Path(f).read_text()) for f in args.merge]
+        runs = [r for part in parts for r in part["runs"]]
+        merged = {**parts[0], "merged_from": [p.get("command", "") for p in parts], "runs": runs}
+        write_json(out, merged)
+        args.plot_only = True
     if args.step_probe:
         step_probe(out.parent / "step_probe.json")
         return 0
