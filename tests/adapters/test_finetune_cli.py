@@ -106,6 +106,10 @@ def test_validation_errors(tmp_path, tiny_model_dir, tiny_csv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["train", "--model", str(tiny_model_dir), "--n-per-group", "2", "--n-per-round", "3"])
     assert "--n-per-round 3; expected 1..n-per-group (2)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--model", str(tiny_model_dir), "--method", "opf-mpo-dynamic",
+              "--score", "zeroing"])  # fmt: skip
+    assert "expected --score taylor or fisher" in capsys.readouterr().err
 
 
 def test_data_errors_exit_2(tmp_path, tiny_model_dir, tiny_csv, capsys):

@@ -182,7 +182,7 @@ class Growth:
             n_per_round=cfg.n_per_round,
             max_per_group=cfg.n_per_group,
             interval=cfg.growth_interval,
-            method=cfg.score if cfg.score != "zeroing" else "taylor",
+            method=cfg.score,
             shape=cfg.shape,
             n_cores=cfg.n_cores,
         )

@@ -44,6 +44,11 @@ def validate(cfg: TrainConfig) -> None:
     checks = [
         (cfg.method in METHODS, f"--method {cfg.method!r}; expected one of {', '.join(METHODS)}"),
         (cfg.score in SCORES, f"--score {cfg.score!r}; expected one of {', '.join(SCORES)}"),
+        (
+            not (cfg.method == "opf-mpo-dynamic" and cfg.score == "zeroing"),
+            "--score zeroing with --method opf-mpo-dynamic; the dynamic strategy accumulates "
+            "scores from training gradients, expected --score taylor or fisher",
+        ),
         (cfg.n_cores >= 2, f"--n-cores {cfg.n_cores}; expected an integer >= 2"),
         (cfg.n_per_group >= 1, f"--n-per-group {cfg.n_per_group}; expected >= 1"),
         (
