@@ -209,11 +209,12 @@ def test_module_entry_point_help():
 
 
 @pytest.mark.slow
-def test_torchrun_matches_single_process(tmp_path, tiny_model_dir, tiny_csv):
+@pytest.mark.parametrize("method", ["opf-mpo-static", "opf-mpo-dynamic"])
+def test_torchrun_matches_single_process(method, tmp_path, tiny_model_dir, tiny_csv):
     """2 processes (gloo, DDP) = 1 process when each step sees the whole training set."""
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
-    common = ["--batch-size", "38", "--max-steps", "3", "--method", "opf-mpo-static",
-              "--n-cores", "3", "--n-per-group", "1", "--threads", "1"]  # fmt: skip
+    common = ["--batch-size", "38", "--max-steps", "3", "--method", method, "--n-cores", "3",
+              "--n-per-group", "1", "--growth-interval", "1", "--threads", "1"]  # fmt: skip
     single = tmp_path / "single"
     assert main(_args(tiny_model_dir, tiny_csv, single, *common)) == 0
     multi = tmp_path / "multi"
