@@ -125,7 +125,7 @@ def test_data_errors_exit_2(tmp_path, tiny_model_dir, tiny_csv, capsys):
 def test_demo_configs_are_small():
     quick = demo_configs()
     assert [c.method for c in quick] == ["dense", "opf-svd", "opf-mpo-static", "opf-mpo-dynamic"]
-    assert all(c.train_size == 1024 and c.max_length <= 48 for c in quick)
+    assert all(c.train_size == 3072 and c.max_length <= 48 for c in quick)
     assert demo_configs(full=True)[0].train_size is None
 
 
