@@ -184,3 +184,19 @@ def test_core_shapes_validated():
     layer = MPOLinear([(1, 2, 3, 4), (4, 5, 6, 1)], bias=False)
     assert (layer.out_features, layer.in_features, layer.bias) == (10, 18, None)
     assert np.prod(layer.bond_dims) == 4
+
+
+def test_probe_error_estimates_relative_error():
+    import numpy as np
+
+    import mpo
+    from adapters.torch.decomposition import _probe_error
+
+    w = np.random.default_rng(1).standard_normal((96, 48))
+    m = mpo.decompose(w, mpo.suggest_shape(w.shape, 6, layout="chain"), form="symmetric")
+    assert _probe_error(m, w) < 1e-13
+    cores = [c.copy() for c in m.cores]
+    cores[2][0, 0, 0, 1] += 1e-4
+    bad = mpo.MPO(cores)
+    true = np.linalg.norm(bad.to_dense() - w) / np.linalg.norm(w)
+    assert true / 10 < _probe_error(bad, w) < true * 10
