@@ -175,18 +175,7 @@ def decompose(
     bound = budget.bound()  # warns (TruncationWarning) if bond caps broke the tolerance
     if not return_report:
         return result
-    wide = np.complex128 if a.dtype.kind == "c" else np.float64
-    error = float(np.linalg.norm(result.to_dense().astype(wide) - a.astype(wide)))
-    report = TruncationReport(
-        bond_dims=result.bond_dims,
-        kept=tuple(budget.kept),
-        discarded=tuple(budget.discarded),
-        bound=bound,
-        error=error,
-        norm=norm,
-        tolerance=budget.tolerance,
-    )
-    return result, report
+    return result, budget.report(result, a, bound, norm)
 
 
 def _sweep(

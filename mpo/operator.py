@@ -296,15 +296,4 @@ class MPO:
         bound = budget.bound()  # warns (TruncationWarning) if bond caps broke the tolerance
         if not return_report:
             return result
-        exact = self.to_dense().astype(np.complex128 if self.dtype.kind == "c" else np.float64)
-        error = float(np.linalg.norm(result.to_dense() - exact))
-        report = TruncationReport(
-            bond_dims=result.bond_dims,
-            kept=tuple(budget.kept),
-            discarded=tuple(budget.discarded),
-            bound=bound,
-            error=error,
-            norm=norm,
-            tolerance=budget.tolerance,
-        )
-        return result, report
+        return result, budget.report(result, self.to_dense(), bound, norm)

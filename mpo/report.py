@@ -18,6 +18,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -144,6 +145,22 @@ class Budget:
         self.kept.append(s64[:rank].copy())
         self.discarded.append(s64[rank:].copy())
         return rank
+
+    def report(
+        self, result: Any, exact: np.ndarray, bound: float, norm: float
+    ) -> TruncationReport:
+        """Report for ``result`` (an MPO) approximating the dense ``exact``, error measured wide."""
+        wide = np.complex128 if np.iscomplexobj(exact) or result.dtype.kind == "c" else np.float64
+        error = float(np.linalg.norm(result.to_dense().astype(wide) - exact.astype(wide)))
+        return TruncationReport(
+            bond_dims=result.bond_dims,
+            kept=tuple(self.kept),
+            discarded=tuple(self.discarded),
+            bound=bound,
+            error=error,
+            norm=norm,
+            tolerance=self.tolerance,
+        )
 
     def bound(self) -> float:
         """``sqrt(sum of squared discarded values)``; warns if it exceeds the tolerance."""
