@@ -146,9 +146,7 @@ class Budget:
         self.discarded.append(s64[rank:].copy())
         return rank
 
-    def report(
-        self, result: Any, exact: np.ndarray, bound: float, norm: float
-    ) -> TruncationReport:
+    def report(self, result: Any, exact: np.ndarray, bound: float, norm: float) -> TruncationReport:
         """Report for ``result`` (an MPO) approximating the dense ``exact``, error measured wide."""
         wide = np.complex128 if np.iscomplexobj(exact) or result.dtype.kind == "c" else np.float64
         error = float(np.linalg.norm(result.to_dense().astype(wide) - exact.astype(wide)))
