@@ -32,9 +32,7 @@ def test_bond_dims_and_n_params_follow_the_formula(kit, data):
     m = mpo.decompose(case.W, case.dims)
     p = [r * c for r, c in zip(rows, cols, strict=True)]
     expected = tuple(
-        [1]
-        + [min(math.prod(p[: k + 1]), math.prod(p[k + 1 :])) for k in range(len(p) - 1)]
-        + [1]
+        [1] + [min(math.prod(p[: k + 1]), math.prod(p[k + 1 :])) for k in range(len(p) - 1)] + [1]
     )
     assert m.bond_dims == expected == mpo.full_bond_dims(rows, cols)
     n_params = sum(expected[k] * p[k] * expected[k + 1] for k in range(len(p)))

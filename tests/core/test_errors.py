@@ -160,8 +160,18 @@ def test_bad_vectors():
         ([np.ones((1, 2, 2, 1), dtype=int)], r"core 0 must be real or complex.*int"),
         ([np.ones((1, 0, 2, 1))], r"core 0 has an empty dimension"),
     ],
-    ids=["empty", "3-D", "5-D", "mismatch", "left-boundary", "right-boundary", "nan", "inf",
-         "int", "empty-dim"],
+    ids=[
+        "empty",
+        "3-D",
+        "5-D",
+        "mismatch",
+        "left-boundary",
+        "right-boundary",
+        "nan",
+        "inf",
+        "int",
+        "empty-dim",
+    ],
 )
 def test_bad_cores(cores, match):
     with pytest.raises(MPOError, match=match):
