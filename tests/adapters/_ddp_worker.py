@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from _toy import MLP, TARGETS, mse
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -22,34 +23,6 @@ from adapters.torch.selection import score_modules
 from adapters.torch.surgery import overparameterize
 
 D, GLOBAL_BATCH, STEPS = 8, 8, 6
-TARGETS = r"layers\.\d+\.(up|down)"
-
-
-class Block(nn.Module):
-    def __init__(self, d: int) -> None:
-        super().__init__()
-        self.up = nn.Linear(d, 2 * d)
-        self.down = nn.Linear(2 * d, d)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.down(torch.tanh(self.up(x)))
-
-
-class MLP(nn.Module):
-    def __init__(self, d: int = D, n_layers: int = 3) -> None:
-        super().__init__()
-        self.layers = nn.ModuleList(Block(d) for _ in range(n_layers))
-        self.head = nn.Linear(d, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x)
-        return self.head(x).squeeze(-1)
-
-
-def mse(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    x, y = batch
-    return (model(x) - y).pow(2).mean()
 
 
 def global_batches(seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:

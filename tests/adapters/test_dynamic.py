@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _toy import MLP, TARGETS, mse
 from torch import nn
 from transformers import TrainerCallback
 
@@ -11,44 +12,6 @@ from adapters.torch.dynamic import DynamicGrowth, OPFGrowthCallback, extend_sche
 from adapters.torch.layer import MPOLinear
 from adapters.torch.selection import score_modules
 from mpo.errors import MPOError
-
-TARGETS = r"layers\.\d+\.(up|down)"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads; on a busy 2-core box they lose 10-100x."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-class Block(nn.Module):
-    def __init__(self, d: int) -> None:
-        super().__init__()
-        self.up = nn.Linear(d, 2 * d)
-        self.down = nn.Linear(2 * d, d)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.down(torch.tanh(self.up(x)))
-
-
-class MLP(nn.Module):
-    def __init__(self, d: int = 8, n_layers: int = 3) -> None:
-        super().__init__()
-        self.layers = nn.ModuleList(Block(d) for _ in range(n_layers))
-        self.head = nn.Linear(d, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x)
-        return self.head(x).squeeze(-1)
-
-
-def mse(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    x, y = batch
-    return (model(x) - y).pow(2).mean()
 
 
 def data(n: int, d: int = 8, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:

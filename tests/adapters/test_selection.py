@@ -6,6 +6,7 @@ import re
 
 import pytest
 import torch
+from _toy import MLP, mse
 from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
@@ -21,43 +22,6 @@ from adapters.torch.selection import (
 from mpo.errors import MPOError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads; on a busy 2-core box they lose 10-100x."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-class Block(nn.Module):
-    def __init__(self, d: int, p: float = 0.0) -> None:
-        super().__init__()
-        self.up = nn.Linear(d, 2 * d)
-        self.down = nn.Linear(2 * d, d)
-        self.drop = nn.Dropout(p)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.down(self.drop(torch.tanh(self.up(x))))
-
-
-class MLP(nn.Module):
-    def __init__(self, d: int = 4, n_layers: int = 3, p: float = 0.0) -> None:
-        super().__init__()
-        self.layers = nn.ModuleList(Block(d, p) for _ in range(n_layers))
-        self.head = nn.Linear(d, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x)
-        return self.head(x).squeeze(-1)
-
-
-def mse(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    x, y = batch
-    return (model(x) - y).pow(2).mean()
-
-
 def make_batches(n: int = 3, d: int = 4, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
     g = torch.Generator().manual_seed(seed)
     return [(torch.randn(5, d, generator=g), torch.randn(5, generator=g)) for _ in range(n)]
@@ -66,7 +30,7 @@ def make_batches(n: int = 3, d: int = 4, seed: int = 0) -> list[tuple[torch.Tens
 @pytest.fixture
 def mlp() -> MLP:
     torch.manual_seed(0)
-    return MLP().double()
+    return MLP(d=4).double()
 
 
 @pytest.fixture
@@ -297,7 +261,7 @@ def test_scoring_restores_on_exception(mlp: MLP, batches: list, method: str) -> 
 
 def test_zeroing_in_train_mode_uses_one_dropout_mask_per_batch(batches: list) -> None:
     torch.manual_seed(0)
-    model = MLP(p=0.5).double()
+    model = MLP(d=4, p=0.5).double()
     names = find_candidates(model)
     a = score_modules(model, names, batches, mse, "zeroing", train_mode=True)
     b = score_modules(model, names, batches, mse, "zeroing", train_mode=True)
