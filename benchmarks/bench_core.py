@@ -38,10 +38,10 @@ import numpy as np
 import opt_einsum as oe
 import scipy
 import scipy.linalg
+from _common import REPO, cpu_model, fmt_s, git_revision, verdict
 
 import mpo
 
-REPO = Path(__file__).resolve().parents[1]
 RNG = np.random.default_rng(0)
 DTYPE = np.float32
 
@@ -69,31 +69,11 @@ def med(ts: list[float]) -> float:
     return statistics.median(ts)
 
 
-def fmt_s(t: float) -> str:
-    if t >= 1:
-        return f"{t:.2f} s"
-    if t >= 1e-3:
-        return f"{t * 1e3:.1f} ms"
-    return f"{t * 1e6:.0f} us"
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
 # ---------------------------------------------------------------------------- machine facts
 def machine_info() -> dict:
     info: dict[str, object] = {}
     info["date"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info["cpu"] = cpu
+    info["cpu"] = cpu_model()
     info["cores"] = os.cpu_count()
     info["cores_usable"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
     info["python"] = platform.python_version()
@@ -114,19 +94,7 @@ def machine_info() -> dict:
     info["blas"] = blas_info()
     env = {k: os.environ[k] for k in sorted(os.environ) if k.endswith("_NUM_THREADS")}
     info["thread_env"] = env or "none set"
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "mpo", "benchmarks"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        info["git"] = rev + (" (+ uncommitted changes in mpo/ or benchmarks/)" if dirty else "")
-    except OSError:
-        info["git"] = "?"
+    info["git"] = git_revision(("mpo", "benchmarks"))
     return info
 
 

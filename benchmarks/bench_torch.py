@@ -35,12 +35,11 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import numpy as np
 import torch
+from _common import REPO, cpu_model, fmt_s, git_revision, verdict
 from torch import nn
 
 import mpo
 from adapters.torch import MPOLinear, merge, overparameterize
-
-REPO = Path(__file__).resolve().parents[1]
 
 #: The 36 encoder matrices of MiniLM-L6 (6 layers x q, k, v, attention out, FFN in, FFN out).
 ENCODER = (
@@ -51,14 +50,6 @@ BATCH, SEQ = 32, 64
 
 
 # ---------------------------------------------------------------------------- helpers
-def fmt_s(t: float) -> str:
-    return f"{t:.2f} s" if t >= 1 else f"{t * 1e3:.1f} ms"
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
 def maxrss_mib() -> float:
     """Peak resident memory of this process in MiB.
 
@@ -388,39 +379,21 @@ def bench_merge(base: nn.Module, repeat: int, log) -> tuple[list[str], bool]:
 
 # ---------------------------------------------------------------------------- report
 def machine_lines(load_start: str, load_end: str, wall: float) -> list[str]:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import transformers
 
-    rev = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", "mpo", "adapters", "benchmarks"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
     cfg = torch.__config__.show().replace(",", " ").split()
     blas = " ".join(t for t in cfg if t.startswith(("BLAS_INFO=", "LAPACK_INFO="))) or "?"
     blas += f"; parallel: {torch.__config__.parallel_info().splitlines()[-1].strip()}"
     return [
         f"- date: {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
-        f"- CPU: {cpu}; {os.cpu_count()} cores; torch threads {torch.get_num_threads()};"
+        f"- CPU: {cpu_model()}; {os.cpu_count()} cores; torch threads {torch.get_num_threads()};"
         f" OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}",
         f"- load average (1/5/15 min) at start: {load_start}, at end: {load_end} (shared"
         " machine; dense and over-parameterized runs are interleaved in one process)",
         f"- torch BLAS: {blas}",
         f"- Python {platform.python_version()}; torch {torch.__version__}, transformers"
         f" {transformers.__version__}, numpy {np.__version__}, mpo {mpo.__version__}",
-        f"- git revision: {rev}"
-        + (" (+ uncommitted changes in mpo/, adapters/ or benchmarks/)" if dirty else ""),
+        f"- git revision: {git_revision(('mpo', 'adapters', 'benchmarks'))}",
         f"- wall time of this run: {wall:.0f} s",
     ]
 
